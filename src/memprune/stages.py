@@ -318,8 +318,7 @@ def run_score(
     table = pa.concat_tables(tables).sort_by([("split", "ascending"), ("k", "ascending"), ("sample_id", "ascending")])
     provenance = make_provenance(
         {"memorization": memorization, **cell},
-        **model_identity(model_name, spec, model_dir),
-        **cell,
+        **{**model_identity(model_name, spec, model_dir), **cell},
         device=str(device),
         torch_threads=torch.get_num_threads(),
     )
@@ -410,7 +409,7 @@ def run_perplexity(
         )
 
     result["provenance"] = make_provenance(
-        {"perplexity": settings, "dtype": dtype, **cell}, **model_identity(model_name, spec, model_dir), **cell
+        {"perplexity": settings, "dtype": dtype, **cell}, **{**model_identity(model_name, spec, model_dir), **cell}
     )
     result.update(cell)
     write_json_atomic(out_path, result)

@@ -1,4 +1,15 @@
-# The paper's figures and this project's extensions, as PDF and PNG per model.
+# The paper's figures and this project's extensions, as PDF and PNG per model, with caption facts.
+
+
+def figure_labels(model, name):
+    """Report labels of one figure, read from the caption facts it was saved with."""
+
+    def labels(wildcards, output):
+        from memprune.plots.saving import load_report_labels
+
+        return load_report_labels(output[f"{model}__{name}_facts"])
+
+    return labels
 
 
 rule figures:
@@ -6,16 +17,18 @@ rule figures:
         summary=rules.aggregate.output.summary,
         duplication=rules.aggregate.output.duplication,
     output:
-        [
-            report(
+        **{
+            f"{model}__{name}_png": report(
                 f"{RESULTS}/figures/{model}/{name}.png",
                 caption=f"../report/{name}.rst",
                 category="Figures",
                 subcategory=model,
+                labels=figure_labels(model, name),
             )
             for model, name in figure_names()
-        ],
-        [f"{RESULTS}/figures/{model}/{name}.pdf" for model, name in figure_names()],
+        },
+        **{f"{model}__{name}_pdf": f"{RESULTS}/figures/{model}/{name}.pdf" for model, name in figure_names()},
+        **{f"{model}__{name}_facts": f"{RESULTS}/figures/{model}/{name}.json" for model, name in figure_names()},
     params:
         out_dir=f"{RESULTS}/figures",
         k=config.get("figures", {}).get("k", max(config["memorization"]["prefix_lengths"])),
