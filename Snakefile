@@ -9,7 +9,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The demo config is the default; a --configfile given on the command line replaces it whole
+# (Snakemake would otherwise merge the two, mixing the demo's models into the paper grid).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 # ---- Configuration, checked before any job runs ----------------------------------------------

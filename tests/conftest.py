@@ -41,7 +41,7 @@ def tiny_config(tmp_path: Path, **overrides) -> dict:
     model = config["models"]["pythia-demo"]
     model["tokenizer"]["vocab_size"] = 512
     model["architecture"] = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "context_length": 64}
-    model["training"] = {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "warmup_steps": 2, "weight_decay": 0.0}
+    model["training"] = {"epochs": 40, "batch_size": 16, "learning_rate": 0.01, "warmup_steps": 10, "weight_decay": 0.0}
     config["memorization"].update({"prefix_lengths": [8, 16], "suffix_length": 16, "batch_size": 16})
     config["perplexity"].update({"window": 64, "max_tokens": 3000, "batch_size": 8})
     config["strategies"] = {name: config["strategies"][name] for name in ("global_magnitude", "attention_only")}

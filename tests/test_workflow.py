@@ -88,6 +88,29 @@ def test_workflow_writes_every_figure(finished_run):
             assert path.stat().st_size > 1000, path
 
 
+def test_reference_mode_agrees_on_trained_demo_model(finished_run):
+    """The one-pass scorer and model.generate agree on every sample at every k of the trained model."""
+    from memprune.models import ModelSpec, load_model
+    from memprune.scoring import compare_modes, score_memorization, score_memorization_generate
+    from memprune.stages import read_samples
+
+    workdir, config, _ = finished_run
+    model = load_model(ModelSpec(path=workdir / "results/models/pythia-demo"))
+    memorization = config["memorization"]
+    matches = 0
+    for split in ("members", "nonmembers"):
+        sample_ids, input_ids = read_samples(workdir / f"results/data/minipile/{split}.parquet")
+        arguments = (model, input_ids, sample_ids, split[:-1], memorization["prefix_lengths"], memorization["suffix_length"])
+        fast = score_memorization(*arguments, batch_size=16)
+        reference = score_memorization_generate(*arguments, batch_size=16)
+        report = compare_modes(fast, reference)
+        assert report["n_rows"] == len(sample_ids) * len(memorization["prefix_lengths"])
+        assert report["n_unexplained"] == 0, report["disagreements"]
+        assert report["agree"]
+        matches += sum(fast.column("exact_match").to_pylist())
+    assert matches > 0, "the demo model memorized nothing, so agreement on exact matches was not tested"
+
+
 def test_workflow_second_run_has_nothing_to_do(finished_run):
     workdir, _, config_path = finished_run
     result = run_snakemake(workdir, config_path, "-n")

@@ -9,11 +9,14 @@ against the model's context, files that must exist, and strategies against the m
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+logger = logging.getLogger(__name__)
 
 #: The unpruned baseline: strategy name and sparsity shared by every strategy of a model.
 DENSE_STRATEGY = "dense"
@@ -144,28 +147,69 @@ def _check_references(config: dict) -> list[str]:
     return problems
 
 
-def _check_files(config: dict, base_dir: Path) -> list[str]:
-    problems = []
+def _check_files(config: dict, base_dir: Path) -> tuple[list[str], list[str]]:
+    """Return (missing files, files present but unusable) of every corpus."""
+    missing_files, problems = [], []
     for name, corpus in config["corpora"].items():
         for split in ("members", "nonmembers"):
             source = corpus[split]
             file_format = source.get("format", corpus.get("format", "pile_jsonl"))
             for index, path in enumerate(source["paths"]):
+                key = f"config key corpora.{name}.{split}.paths[{index}]"
                 candidates = [f"{path}.idx", f"{path}.bin"] if file_format == "pythia_memmap" else [path]
-                for candidate in candidates:
-                    if not (base_dir / candidate).is_file():
-                        problems.append(
-                            f"config key corpora.{name}.{split}.paths[{index}]: file not found: {candidate} "
-                            f"(format {file_format})"
-                        )
-    return problems
+                missing = [candidate for candidate in candidates if not (base_dir / candidate).is_file()]
+                for candidate in missing:
+                    missing_files.append(f"{key}: file not found: {candidate} (format {file_format})")
+                if not missing:
+                    problems += _check_token_file(config, base_dir / path, file_format, source, key)
+    return missing_files, problems
 
 
-def _check_lengths(config: dict) -> list[str]:
+def _check_token_file(config: dict, path: Path, file_format: str, source: dict, key: str) -> list[str]:
+    """Open a memmap or token Parquet file far enough to check its header and stored length."""
+    needed = window_length(config) + int(source.get("token_offset", 0))
+    try:
+        if file_format == "pythia_memmap":
+            from memprune.memmap import MMapIndexedDataset
+
+            MMapIndexedDataset(path)
+        elif file_format == "token_parquet":
+            from memprune.token_parquet import read_token_parquet
+
+            read_token_parquet(
+                path,
+                tokens_column=source.get("tokens_column", "auto"),
+                index_column=source.get("index_column", "auto"),
+                needed_length=needed,
+            )
+    except (OSError, ValueError) as error:
+        return [f"{key}: {error}"]
+    return []
+
+
+def _check_models(config: dict) -> tuple[list[str], set[str]]:
+    """Check that every pretrained model is on local disk; return problems and the models that failed."""
+    from memprune.models import ModelSpec, check_model_available
+
+    problems, unavailable = [], set()
+    for name, spec in config["models"].items():
+        if spec["source"] != "pretrained" or ("path" in spec) == ("hub_id" in spec):
+            continue
+        try:
+            check_model_available(ModelSpec.from_config(spec, name))
+        except (OSError, ValueError) as error:
+            problems.append(f"config key models.{name}: {error}")
+            unavailable.add(name)
+    return problems, unavailable
+
+
+def _check_lengths(config: dict, skip: set[str]) -> list[str]:
     problems = []
     memorization = config["memorization"]
     needed = window_length(config)
     for name in config["models"]:
+        if name in skip:
+            continue
         try:
             context = model_context_length(config, name)
         except (OSError, ValueError) as error:
@@ -185,12 +229,30 @@ def _check_lengths(config: dict) -> list[str]:
     return problems
 
 
-def check_config(config: dict, base_dir: str | Path = ".") -> None:
-    """Run the cross-key checks on a schema-valid config; raise one `ConfigError` listing all problems."""
+def check_config(config: dict, base_dir: str | Path = ".", require_inputs: bool = True) -> set[str]:
+    """Run the cross-key checks on a schema-valid config; raise one `ConfigError` listing all problems.
+
+    Args:
+        require_inputs: when False (a dry run, which only plans), missing data files and models that
+            are not on local disk are logged as warnings instead of raised, so the paper grid can be
+            planned on a machine without the data or the checkpoints.
+
+    Returns:
+        The models whose checkpoints are not available (empty when `require_inputs` is True).
+    """
     base_dir = Path(base_dir)
-    problems = _check_references(config) + _check_files(config, base_dir) + _check_lengths(config)
+    model_problems, unavailable = _check_models(config)
+    missing_files, file_problems = _check_files(config, base_dir)
+    input_problems = missing_files + model_problems
+    problems = _check_references(config) + file_problems + _check_lengths(config, skip=unavailable)
+    if require_inputs:
+        problems += input_problems
+    else:
+        for problem in input_problems:
+            logger.warning("dry run, not checked further: %s", problem)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    return unavailable if not require_inputs else set()
 
 
 def dump_section(config: dict, *keys: str) -> str:
@@ -217,8 +279,11 @@ def skeleton_model(config: dict, model: str):
         return AutoModelForCausalLM.from_config(model_config, trust_remote_code=False)
 
 
-def check_strategies(config: dict) -> None:
-    """Check every strategy spec, then resolve it against each model's real module names."""
+def check_strategies(config: dict, skip_models: Iterable[str] = ()) -> None:
+    """Check every strategy spec, then resolve it against each model's real module names.
+
+    Models in `skip_models` (not on local disk during a dry run) are checked by spec only.
+    """
     from memprune.strategies import StrategyError, resolve_strategy, validate_strategy_spec
 
     problems = []
@@ -231,6 +296,8 @@ def check_strategies(config: dict) -> None:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 
     for model in config["models"]:
+        if model in skip_models:
+            continue
         skeleton = skeleton_model(config, model)
         for name, spec in config["strategies"].items():
             try:

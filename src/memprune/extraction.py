@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -213,13 +214,24 @@ def windows_to_table(windows: Sequence[Window], tokenizer, duplicates: Sequence[
 
 
 def sample_split(
-    corpus: dict, source: dict, tokenizer, window_length: int, n_samples: int, seed: int, split: str
+    corpus: dict,
+    source: dict,
+    tokenizer,
+    window_length: int,
+    n_samples: int,
+    seed: int,
+    split: str,
+    default_max_step: int | None = None,
 ) -> tuple[list[Window], dict]:
     """Sample one split of a corpus config section, whatever its file format.
 
+    Args:
+        default_max_step: for Pythia memmaps without `max_step`, the training step of the scored
+            checkpoint, so that every member is training data for that revision.
+
     Returns the windows in sample-id order and the extraction report as a dict.
     """
-    file_format = source.get("format", corpus.get("format", "pile_jsonl"))
+    file_format = split_format(corpus, source)
     if file_format == "pile_jsonl":
         windows, report = sample_windows_from_shards(
             source["paths"],
@@ -232,5 +244,109 @@ def sample_split(
             max_invalid_fraction=corpus.get("max_invalid_fraction", 0.01),
         )
         return windows, report.as_dict()
+    if file_format == "pythia_memmap":
+        return sample_windows_from_memmap(source, window_length, n_samples, seed, split, default_max_step)
+    if file_format == "token_parquet":
+        return sample_windows_from_token_parquet(source, window_length, n_samples, seed, split)
+    raise ExtractionError(f"unknown format {file_format!r} of the {split} split; use pile_jsonl, pythia_memmap or token_parquet")
 
-    raise ExtractionError(f"format {file_format!r} of the {split} split is not supported; use pile_jsonl")
+
+def split_format(corpus: dict, source: dict) -> str:
+    """Return the file format of one split: its own `format`, else the corpus `format`."""
+    return source.get("format", corpus.get("format", "pile_jsonl"))
+
+
+def sample_windows_from_memmap(
+    source: dict, window_length: int, n_samples: int, seed: int, split: str, default_max_step: int | None
+) -> tuple[list[Window], dict]:
+    """Sample whole-sequence windows from Pythia's pre-tokenized, pre-shuffled training data.
+
+    A window starts `token_offset` tokens into a training sequence, so the prefix is exactly
+    the context the model saw at training time. With a `max_step`, only sequences consumed before
+    that checkpoint are eligible.
+    """
+    from memprune.memmap import MMapIndexedDataset, sample_sequences, sequences_seen_by_step
+
+    if len(source["paths"]) != 1:
+        raise ExtractionError(f"a pythia_memmap split takes one path prefix, got {len(source['paths'])}: {source['paths']}")
+    prefix = source["paths"][0]
+    offset = int(source.get("token_offset", 0))
+    started = time.perf_counter()
+
+    dataset = MMapIndexedDataset(prefix)
+    max_step = source.get("max_step", default_max_step)
+    max_index = min(sequences_seen_by_step(max_step), len(dataset)) if max_step is not None else len(dataset)
+    indices = sample_sequences(dataset, n_samples, seed, max_index=max_index, min_length=offset + window_length)
+
+    name = Path(prefix).name
+    windows = [
+        Window(
+            priority=rank,
+            content_key=f"{name}:{index}",
+            doc_id=f"{name}:{index}",
+            source="pythia_memmap",
+            token_offset=offset,
+            token_ids=np.asarray(dataset.sequence(index)[offset : offset + window_length], dtype=np.int32),
+        )
+        for rank, index in enumerate(indices)
+    ]
+    report = {
+        "split": split,
+        "format": "pythia_memmap",
+        "sequences": len(dataset),
+        "eligible_sequences": max_index,
+        "max_step": max_step,
+        "selected": len(windows),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    log.info("%s: sampled %d of %d eligible sequences (max_step %s) from %s", split, len(windows), max_index, max_step, prefix)
+    return windows, report
+
+
+def sample_windows_from_token_parquet(
+    source: dict, window_length: int, n_samples: int, seed: int, split: str
+) -> tuple[list[Window], dict]:
+    """Sample windows from Parquet files with a token column, with the same seeded, order-free choice."""
+    from memprune.token_parquet import read_token_parquet
+
+    offset = int(source.get("token_offset", 0))
+    reservoir = WindowReservoir(n_samples)
+    counts = {}
+    started = time.perf_counter()
+
+    for path in source["paths"]:
+        rows = read_token_parquet(
+            path,
+            tokens_column=source.get("tokens_column", "auto"),
+            index_column=source.get("index_column", "auto"),
+            needed_length=offset + window_length,
+        )
+        name = Path(path).name
+        for index, tokens in rows:
+            key = f"{name}:{index}"
+            reservoir.offer(
+                Window(
+                    priority=window_priority(seed, key, offset),
+                    content_key=key,
+                    doc_id=key,
+                    source="token_parquet",
+                    token_offset=offset,
+                    token_ids=np.asarray(tokens[offset : offset + window_length], dtype=np.int32),
+                )
+            )
+        counts[str(path)] = {"rows": rows.num_rows, **vars(rows.counts)}
+
+    if len(reservoir) < n_samples:
+        raise ExtractionError(
+            f"requested {n_samples} {split} samples, but {', '.join(map(str, source['paths']))} supply only "
+            f"{len(reservoir)} rows with at least {offset + window_length} tokens"
+        )
+    report = {
+        "split": split,
+        "format": "token_parquet",
+        "files": counts,
+        "candidate_windows": reservoir.candidates,
+        "selected": len(reservoir),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return reservoir.windows(), report

@@ -32,6 +32,18 @@ def load_scoring_tokenizer(tokenizer_model: str, tokenizer_spec: dict, tokenizer
     return load_tokenizer(ModelSpec.from_config(tokenizer_spec, tokenizer_model))
 
 
+def checkpoint_step(spec: dict) -> int | None:
+    """Return the training step of a pretrained Pythia checkpoint (`stepN`, or `main`), else None."""
+    from memprune.memmap import parse_revision_step
+
+    if spec.get("source") != "pretrained":
+        return None
+    try:
+        return parse_revision_step(spec.get("revision", "main"))
+    except ValueError:
+        return None
+
+
 def read_sample_ids(path: str | Path) -> np.ndarray:
     """Return the `input_ids` column of a sample table as an (N, L) int64 array."""
     table = pq.read_table(path, columns=["input_ids"])
@@ -84,7 +96,9 @@ def run_extract(
         ("nonmember", "n_nonmembers", nonmembers_path),
     ):
         source = corpus[f"{split}s"]
-        windows, report = sample_split(corpus, source, tokenizer, window_length, corpus[count_key], seed, split)
+        windows, report = sample_split(
+            corpus, source, tokenizer, window_length, corpus[count_key], seed, split, checkpoint_step(tokenizer_spec)
+        )
         schedule = corpus.get("duplicates_schedule")
         if split == "member":
             duplicates = assign_duplicates(len(windows), schedule)

@@ -11,8 +11,13 @@ from memprune import config as memprune_config
 
 memprune_config.check_schema(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
-memprune_config.check_config(config, base_dir=Path.cwd())
-memprune_config.check_strategies(config)
+_config_log_handler = logging.StreamHandler()
+_config_log_handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+logging.getLogger("memprune").addHandler(_config_log_handler)
+logging.getLogger("memprune").setLevel(logging.WARNING)
+logging.getLogger("memprune").propagate = False
+UNAVAILABLE_MODELS = memprune_config.check_config(config, base_dir=Path.cwd(), require_inputs=not workflow.output_settings.dryrun)
+memprune_config.check_strategies(config, skip_models=UNAVAILABLE_MODELS)
 
 RESULTS = config["results_dir"].rstrip("/")
 GRID = memprune_config.grid(config)
@@ -56,13 +61,19 @@ def split_paths(corpus, split):
 
 
 def corpus_input_files(corpus):
-    """Every data file a corpus reads, for both splits (memmap prefixes expand to .idx and .bin)."""
+    """Every data file a corpus reads, for both splits (memmap prefixes expand to .idx and .bin).
+
+    A dry run only plans, so files that are not on this machine are left out of the plan; the
+    config check has already named them in a warning, and a real run rejects them.
+    """
     files = []
     spec = config["corpora"][corpus]
     for split in ("members", "nonmembers"):
         file_format = spec[split].get("format", spec.get("format", "pile_jsonl"))
         for path in spec[split]["paths"]:
             files += [f"{path}.idx", f"{path}.bin"] if file_format == "pythia_memmap" else [path]
+    if workflow.output_settings.dryrun:
+        files = [path for path in files if Path(path).exists()]
     return files
 
 
