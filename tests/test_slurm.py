@@ -275,3 +275,27 @@ def test_slurm_profile_requests_gpus_from_slurm(tmp_path):
     assert "--cpus-per-gpu=" in output, _output_tail(completed)
     assert "Invalid generic resource (gres) specification" in output, _output_tail(completed)
     assert not (tmp_path / "pruning" / "recipe.txt").exists()
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_memprune_workflow_runs_through_slurm(tmp_path):
+    """The real workflow on a tiny config, every job submitted to the test cluster with sbatch."""
+    import polars as pl
+
+    from conftest import tiny_config, write_config
+
+    config = tiny_config(tmp_path)
+    config["strategies"] = {"global_magnitude": config["strategies"]["global_magnitude"]}
+    configfile = write_config(tmp_path / "tiny.yaml", config)
+
+    completed = run_through_slurm(tmp_path, REPO_ROOT / "Snakefile", configfile)
+    assert completed.returncode == 0, _output_tail(completed)
+
+    summary = pl.read_csv(tmp_path / "results/tables/summary.csv")
+    assert set(zip(summary["strategy"], summary["sparsity"])) == {("dense", 0), ("global_magnitude", 50)}
+    assert (tmp_path / "results/figures/pythia-demo/extraction_vs_sparsity.pdf").stat().st_size > 1000
+
+    output = completed.stdout + completed.stderr
+    submitted = [line for line in output.splitlines() if "Job" in line and "has been submitted with SLURM jobid" in line]
+    assert len(submitted) >= 8, _output_tail(completed)

@@ -131,7 +131,31 @@ def _check_references(config: dict) -> list[str]:
                     problems.append(f"config key models.{name}.{key} is required when source is 'train'")
         elif ("path" in spec) == ("hub_id" in spec):
             problems.append(f"config key models.{name}: a pretrained model needs exactly one of `path` or `hub_id`")
+    for name, corpus in corpora.items():
+        for split in ("members", "nonmembers"):
+            source = corpus[split]
+            if source.get("format", corpus.get("format", "pile_jsonl")) == "pythia_memmap" and len(source["paths"]) != 1:
+                problems.append(
+                    f"config key corpora.{name}.{split}.paths: a pythia_memmap split takes one path prefix "
+                    f"(of document.bin / document.idx), got {len(source['paths'])}"
+                )
+    for name, spec in models.items():
+        architecture = spec.get("architecture")
+        if architecture and architecture["hidden_size"] % architecture["num_heads"]:
+            problems.append(
+                f"config key models.{name}.architecture: hidden_size {architecture['hidden_size']} is not divisible "
+                f"by num_heads {architecture['num_heads']}"
+            )
     perplexity = config.get("perplexity", {})
+    perplexity_corpora = {perplexity_corpus(config, model) for model in models if _has_corpus(config, model)}
+    for name in sorted(perplexity_corpora & set(corpora)):
+        source = corpora[name]["nonmembers"]
+        file_format = source.get("format", corpora[name].get("format", "pile_jsonl"))
+        if file_format != "pile_jsonl":
+            problems.append(
+                f"config key corpora.{name}.nonmembers.format: perplexity is measured on whole non-member documents, "
+                f"so they must be pile_jsonl shards, not {file_format}"
+            )
     if "corpus" in perplexity and perplexity["corpus"] not in corpora:
         problems.append(
             f"config key perplexity.corpus: {perplexity['corpus']!r} is not a corpus; defined corpora: {', '.join(corpora)}"
@@ -145,6 +169,14 @@ def _check_references(config: dict) -> list[str]:
     if "sparsity" in figures and figures["sparsity"] not in config["sparsities"]:
         problems.append(f"config key figures.sparsity: {figures['sparsity']} is not in sparsities {config['sparsities']}")
     return problems
+
+
+def _has_corpus(config: dict, model: str) -> bool:
+    try:
+        corpus_of_model(config, model)
+    except ConfigError:
+        return False
+    return True
 
 
 def _check_files(config: dict, base_dir: Path) -> tuple[list[str], list[str]]:

@@ -274,7 +274,9 @@ def sample_windows_from_memmap(
     started = time.perf_counter()
 
     dataset = MMapIndexedDataset(prefix)
-    max_step = source.get("max_step", default_max_step)
+    max_step = source.get("max_step")
+    if max_step is None:
+        max_step = default_max_step
     max_index = min(sequences_seen_by_step(max_step), len(dataset)) if max_step is not None else len(dataset)
     indices = sample_sequences(dataset, n_samples, seed, max_index=max_index, min_length=offset + window_length)
 

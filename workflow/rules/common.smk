@@ -142,3 +142,11 @@ def figure_names():
         if corpus.get("duplicates_schedule"):
             pairs.append((model, "extraction_vs_duplicates"))
     return pairs
+
+
+def without_batch_size(section):
+    """A config section minus `batch_size`, which never changes the numbers, so changing it reruns nothing.
+
+    Rule scripts read the batch size from the config instead of from params.
+    """
+    return {key: value for key, value in config.get(section, {}).items() if key != "batch_size"}

@@ -29,7 +29,7 @@ rule perplexity:
     params:
         model_spec=model_spec,
         model_dir=lambda wildcards: model_dir(wildcards.model),
-        settings=config.get("perplexity", {}),
+        settings=without_batch_size("perplexity"),
         dtype=config["memorization"].get("dtype", "float32"),
     log:
         f"{RESULTS}/logs/perplexity/{{model}}/{{strategy}}/{{sparsity}}.log",
@@ -66,7 +66,7 @@ rule aggregate:
         members={model: samples_of_model(model, "members") for model in config["models"]},
         nonmembers={model: samples_of_model(model, "nonmembers") for model in config["models"]},
         tokenizers={model: tokenizer_loader(model) for model in config["models"]},
-        memorization=config["memorization"],
+        memorization=without_batch_size("memorization"),
         membership_inference=config.get("membership_inference", {}),
     log:
         f"{RESULTS}/logs/aggregate.log",

@@ -28,7 +28,8 @@ rule train_model:
         history=f"{RESULTS}/models/{{model}}/training.json",
     params:
         spec=model_spec,
-        memorization=config["memorization"],
+        prefix_lengths=config["memorization"]["prefix_lengths"],
+        suffix_length=config["memorization"]["suffix_length"],
         seed=config["seed"],
     log:
         f"{RESULTS}/logs/train_model/{{model}}.log",

@@ -12,7 +12,7 @@ rule score:
     params:
         model_spec=model_spec,
         model_dir=lambda wildcards: model_dir(wildcards.model),
-        memorization=config["memorization"],
+        memorization=without_batch_size("memorization"),
     log:
         f"{RESULTS}/logs/score/{{model}}/{{strategy}}/{{sparsity}}.log",
     threads: 1

@@ -12,7 +12,7 @@ run_perplexity(
     model_dir=snakemake.params.model_dir,
     recipe_path=snakemake.input.recipe or None,
     documents_path=snakemake.input.documents,
-    settings=snakemake.params.settings,
+    settings={**snakemake.params.settings, "batch_size": snakemake.config.get("perplexity", {}).get("batch_size", 8)},
     dtype=snakemake.params.dtype,
     out_path=snakemake.output.perplexity,
     cell={"model": snakemake.wildcards.model, "strategy": snakemake.wildcards.strategy, "sparsity": int(snakemake.wildcards.sparsity)},

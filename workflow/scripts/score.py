@@ -13,7 +13,7 @@ run_score(
     recipe_path=snakemake.input.recipe or None,
     members_path=snakemake.input.members,
     nonmembers_path=snakemake.input.nonmembers,
-    memorization=snakemake.params.memorization,
+    memorization={**snakemake.params.memorization, "batch_size": snakemake.config["memorization"].get("batch_size", 64)},
     scores_path=snakemake.output.scores,
     cell={"model": snakemake.wildcards.model, "strategy": snakemake.wildcards.strategy, "sparsity": int(snakemake.wildcards.sparsity)},
 )

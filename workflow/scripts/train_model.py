@@ -9,7 +9,7 @@ from memprune.stages import run_train_model  # noqa: E402
 run_train_model(
     model_name=snakemake.wildcards.model,
     spec=snakemake.params.spec,
-    memorization=snakemake.params.memorization,
+    memorization={"prefix_lengths": snakemake.params.prefix_lengths, "suffix_length": snakemake.params.suffix_length},
     seed=snakemake.params.seed,
     members_path=snakemake.input.members,
     nonmembers_path=snakemake.input.nonmembers,
