@@ -70,9 +70,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--prefix-lengths", type=int, nargs="+", help="k values (default 50 200 500)")
     parser.add_argument("--suffix-length", type=int, default=50, help="S, suffix tokens per sample")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the scorer and cached generate")
-    parser.add_argument("--nocache-repeats", type=int, help="repeats of generate without cache (default 3, 1 with --quick)")
+    parser.add_argument(
+        "--nocache-repeats", type=int, help="repeats of generate without cache (default 3, 1 with --quick)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random model and random tokens")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's default, the core count)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own default)")
     args = parser.parse_args()
 
     if args.n_samples is None:

@@ -13,7 +13,6 @@ Usage: python benchmarks/gpu_check.py [--dry-run]
 import argparse
 import json
 import multiprocessing
-import sys
 import tempfile
 import time
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 from pathlib import Path
@@ -38,6 +37,7 @@ def tiny_config(tmp_path: Path, **overrides) -> dict:
     corpus["n_members"] = 48
     corpus["n_nonmembers"] = 48
     corpus["duplicates_schedule"] = [1, 4]
+    corpus["background_windows"] = 64
     model = config["models"]["pythia-demo"]
     model["tokenizer"]["vocab_size"] = 512
     model["architecture"] = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "context_length": 64}

@@ -7,10 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
-from matplotlib.lines import Line2D
 from matplotlib.text import Text
 
 from memprune.plots import (

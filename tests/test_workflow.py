@@ -43,6 +43,10 @@ def test_workflow_writes_member_and_nonmember_tables(finished_run):
 
     members = pq.read_table(workdir / "results/data/minipile/members.parquet")
     assert sorted(set(members.column("duplicates").to_pylist())) == [1, 4]
+    background = pq.read_table(workdir / "results/data/minipile/background.parquet")
+    assert background.num_rows == 64
+    member_windows = {tuple(ids) for ids in members.column("input_ids").to_pylist()}
+    assert not member_windows & {tuple(ids) for ids in background.column("input_ids").to_pylist()}
     assert set(pq.read_table(workdir / "results/data/minipile/nonmembers.parquet").column("duplicates").to_pylist()) == {0}
 
 
@@ -136,5 +140,6 @@ def test_workflow_failed_extraction_leaves_no_output(tmp_path):
     result = run_snakemake(tmp_path, config_path, str(tmp_path / "results/data/minipile/members.parquet"))
     assert result.returncode != 0
     log = (tmp_path / "results/logs/extract/minipile.log").read_text()
-    assert "requested 1000000 member samples" in log
+    assert "sampling 1000000 members and 64 background windows together" in log
+    assert "requested 1000064 member samples" in log
     assert not (tmp_path / "results/data/minipile/members.parquet").exists()

@@ -8,6 +8,7 @@ rule extract:
     output:
         members=f"{RESULTS}/data/{{corpus}}/members.parquet",
         nonmembers=f"{RESULTS}/data/{{corpus}}/nonmembers.parquet",
+        background=f"{RESULTS}/data/{{corpus}}/background.parquet",
         report=f"{RESULTS}/data/{{corpus}}/extraction.json",
     params:
         corpus=lambda wildcards: config["corpora"][wildcards.corpus],

@@ -20,6 +20,7 @@ rule train_model:
     input:
         members=lambda wildcards: samples_of_model(wildcards.model, "members"),
         nonmembers=lambda wildcards: samples_of_model(wildcards.model, "nonmembers"),
+        background=lambda wildcards: samples_of_model(wildcards.model, "background"),
         tokenizer=rules.train_tokenizer.output.tokenizer,
     output:
         config=f"{RESULTS}/models/{{model}}/config.json",

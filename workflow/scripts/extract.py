@@ -16,5 +16,6 @@ run_extract(
     seed=snakemake.params.seed,
     members_path=snakemake.output.members,
     nonmembers_path=snakemake.output.nonmembers,
+    background_path=snakemake.output.background,
     report_path=snakemake.output.report,
 )

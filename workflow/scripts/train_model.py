@@ -13,6 +13,7 @@ run_train_model(
     seed=snakemake.params.seed,
     members_path=snakemake.input.members,
     nonmembers_path=snakemake.input.nonmembers,
+    background_path=snakemake.input.background,
     tokenizer_dir=snakemake.input.tokenizer.rsplit("/", 1)[0],
     out_dir=snakemake.output.config.rsplit("/", 1)[0],
     history_path=snakemake.output.history,

@@ -9,7 +9,6 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
