@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from memprune.mia import evaluate_attack, loss_scores, min_k_scores, texts_for_samples, zlib_scores
+from memprune.mia import MIN_K_FRACTION, evaluate_attack, loss_scores, min_k_scores, texts_for_samples, zlib_scores
 from memprune.scoring import SPLITS
 from memprune.stats import wilson_interval
 
@@ -188,6 +188,7 @@ def _attack_metrics(
     source: str,
     k: int,
     fpr: float,
+    min_k_fraction: float = MIN_K_FRACTION,
 ) -> dict[str, float]:
     """Compute AUC and TPR at `fpr` of the LOSS, zlib and Min-K% attacks at one prefix length."""
     metrics = {f"mia_{attack}_{name}": math.nan for attack in ATTACKS for name in ("auc", "tpr_at_1fpr")}
@@ -206,7 +207,10 @@ def _attack_metrics(
     attack_scores = {
         "loss": (loss_scores(member_logprobs), loss_scores(nonmember_logprobs)),
         "zlib": (zlib_scores(member_logprobs, member_texts), zlib_scores(nonmember_logprobs, nonmember_texts)),
-        "min_k": (min_k_scores(member_logprobs), min_k_scores(nonmember_logprobs)),
+        "min_k": (
+            min_k_scores(member_logprobs, min_k_fraction),
+            min_k_scores(nonmember_logprobs, min_k_fraction),
+        ),
     }
     for attack, (member_scores, nonmember_scores) in attack_scores.items():
         result = evaluate_attack(member_scores, nonmember_scores, fpr=fpr)
@@ -241,6 +245,7 @@ def build_summary(
     nonmembers_source: str = "nonmembers table",
     fpr: float = 0.01,
     confidence: float = 0.95,
+    min_k_fraction: float = MIN_K_FRACTION,
 ) -> pl.DataFrame:
     """Build the summary table: one row per model x strategy x sparsity x k.
 
@@ -258,6 +263,7 @@ def build_summary(
         nonmembers_source: likewise for the non-members table.
         fpr: false-positive rate for the TPR columns (named `_tpr_at_1fpr` for the default 0.01).
         confidence: confidence level of the Wilson interval on the extraction rate.
+        min_k_fraction: share of lowest token log-probabilities averaged by the Min-K% attack.
 
     Returns:
         A polars DataFrame with the columns of `SUMMARY_SCHEMA`, sorted by model, strategy, sparsity, k.
@@ -308,7 +314,7 @@ def build_summary(
             )
             for name in PERPLEXITY_KEYS:
                 row[name] = perplexity.get(name)
-            row.update(_attack_metrics(member_rows, nonmember_rows, suffix_texts, source, k, fpr))
+            row.update(_attack_metrics(member_rows, nonmember_rows, suffix_texts, source, k, fpr, min_k_fraction))
             row["n_nan_loss"] = int((~at_k["suffix_loss"].cast(pl.Float64).is_finite()).sum())
             rows.append(row)
 

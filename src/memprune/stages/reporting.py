@@ -60,7 +60,7 @@ def run_aggregate(
                 suffix_texts,
                 members_paths[model],
                 nonmembers_paths[model],
-                fpr=membership_inference.get("target_fpr", 0.01),
+                min_k_fraction=membership_inference.get("min_k_fraction", 0.2),
             )
         )
         duplications.append(build_duplication_table(scores, members_paths[model]))
