@@ -7,7 +7,7 @@ CORES ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.memprune-installed
 
-.PHONY: demo test test-fast lint report bench bench-quick clean-results
+.PHONY: demo test test-fast slurm-up lint report bench bench-quick clean-results
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 
-# Every test, the slow end-to-end workflow and Slurm runs included.
-test: $(STAMP)
+# Every test, the slow end-to-end workflow and Slurm runs included. The Slurm tests need the one-node
+# test cluster, which slurm-up starts when run as root; elsewhere they fail with what to do.
+test: $(STAMP) slurm-up
 	$(BIN)/python -m pytest
+
+slurm-up:
+	@if [ "$$(id -u)" = 0 ]; then bash .ci/start-slurm; \
+	else echo "not root: start the test cluster with 'sudo .ci/start-slurm' for the Slurm tests"; fi
 
 # Unit tests only (no end-to-end runs).
 test-fast: $(STAMP)

@@ -150,3 +150,14 @@ def without_batch_size(section):
     Rule scripts read the batch size from the config instead of from params.
     """
     return {key: value for key, value in config.get(section, {}).items() if key != "batch_size"}
+
+
+def figure_labels(model, name):
+    """Report labels of one figure, read from the caption facts it was saved with."""
+
+    def labels(wildcards, output):
+        from memprune.plots.saving import load_report_labels
+
+        return load_report_labels(output[f"{model}__{name}_facts"])
+
+    return labels

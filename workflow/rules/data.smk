@@ -16,6 +16,8 @@ rule extract:
         tokenizer_spec=lambda wildcards: config["models"][config["corpora"][wildcards.corpus]["tokenizer_model"]],
         window_length=memprune_config.window_length(config),
         seed=config["seed"],
+    conda:
+        "../../envs/memprune.yaml"
     log:
         f"{RESULTS}/logs/extract/{{corpus}}.log",
     threads: 1

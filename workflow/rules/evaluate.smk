@@ -12,6 +12,8 @@ rule perplexity_documents:
         tokenizer_model=lambda wildcards: config["corpora"][wildcards.corpus]["tokenizer_model"],
         tokenizer_spec=lambda wildcards: config["models"][config["corpora"][wildcards.corpus]["tokenizer_model"]],
         max_tokens=config.get("perplexity", {}).get("max_tokens"),
+    conda:
+        "../../envs/memprune.yaml"
     log:
         f"{RESULTS}/logs/perplexity_documents/{{corpus}}.log",
     threads: 1
@@ -31,6 +33,8 @@ rule perplexity:
         model_dir=lambda wildcards: model_dir(wildcards.model),
         settings=without_batch_size("perplexity"),
         dtype=config["memorization"].get("dtype", "float32"),
+    conda:
+        "../../envs/memprune.yaml"
     log:
         f"{RESULTS}/logs/perplexity/{{model}}/{{strategy}}/{{sparsity}}.log",
     threads: 1
@@ -68,6 +72,8 @@ rule aggregate:
         tokenizers={model: tokenizer_loader(model) for model in config["models"]},
         memorization=without_batch_size("memorization"),
         membership_inference=config.get("membership_inference", {}),
+    conda:
+        "../../envs/memprune.yaml"
     log:
         f"{RESULTS}/logs/aggregate.log",
     threads: 1

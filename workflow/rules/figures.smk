@@ -1,17 +1,6 @@
 # The paper's figures and this project's extensions, as PDF and PNG per model, with caption facts.
 
 
-def figure_labels(model, name):
-    """Report labels of one figure, read from the caption facts it was saved with."""
-
-    def labels(wildcards, output):
-        from memprune.plots.saving import load_report_labels
-
-        return load_report_labels(output[f"{model}__{name}_facts"])
-
-    return labels
-
-
 rule figures:
     input:
         summary=rules.aggregate.output.summary,
@@ -30,9 +19,11 @@ rule figures:
         **{f"{model}__{name}_pdf": f"{RESULTS}/figures/{model}/{name}.pdf" for model, name in figure_names()},
         **{f"{model}__{name}_facts": f"{RESULTS}/figures/{model}/{name}.json" for model, name in figure_names()},
     params:
-        out_dir=f"{RESULTS}/figures",
+        out_dir=lambda wildcards, output: str(Path(output[0]).parents[1]),
         k=config.get("figures", {}).get("k", max(config["memorization"]["prefix_lengths"])),
         sparsity=config.get("figures", {}).get("sparsity", sorted(config["sparsities"])[len(config["sparsities"]) // 2]),
+    conda:
+        "../../envs/memprune.yaml"
     log:
         f"{RESULTS}/logs/figures.log",
     threads: 1

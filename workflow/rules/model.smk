@@ -9,6 +9,8 @@ rule train_tokenizer:
         tokenizer_config=f"{RESULTS}/tokenizers/{{model}}/tokenizer_config.json",
     params:
         vocab_size=lambda wildcards: config["models"][wildcards.model].get("tokenizer", {}).get("vocab_size", 4096),
+    conda:
+        "../../envs/memprune.yaml"
     log:
         f"{RESULTS}/logs/train_tokenizer/{{model}}.log",
     threads: 1
@@ -32,6 +34,8 @@ rule train_model:
         prefix_lengths=config["memorization"]["prefix_lengths"],
         suffix_length=config["memorization"]["suffix_length"],
         seed=config["seed"],
+    conda:
+        "../../envs/memprune.yaml"
     log:
         f"{RESULTS}/logs/train_model/{{model}}.log",
     threads: 2

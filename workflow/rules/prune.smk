@@ -11,6 +11,8 @@ rule prune:
         model_dir=lambda wildcards: model_dir(wildcards.model),
         strategy=lambda wildcards: config["strategies"][wildcards.strategy],
         seed=config["seed"],
+    conda:
+        "../../envs/memprune.yaml"
     log:
         f"{RESULTS}/logs/prune/{{model}}/{{strategy}}/{{sparsity}}.log",
     threads: 1
@@ -33,6 +35,8 @@ rule export:
     params:
         model_spec=model_spec,
         model_dir=lambda wildcards: model_dir(wildcards.model),
+    conda:
+        "../../envs/memprune.yaml"
     log:
         f"{RESULTS}/logs/export/{{model}}/{{strategy}}/{{sparsity}}.log",
     threads: 1

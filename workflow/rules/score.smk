@@ -13,6 +13,8 @@ rule score:
         model_spec=model_spec,
         model_dir=lambda wildcards: model_dir(wildcards.model),
         memorization=without_batch_size("memorization"),
+    conda:
+        "../../envs/memprune.yaml"
     log:
         f"{RESULTS}/logs/score/{{model}}/{{strategy}}/{{sparsity}}.log",
     threads: 1

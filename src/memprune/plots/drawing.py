@@ -158,17 +158,21 @@ def set_count_axis(ax: Axes, values: Sequence[int], label: str) -> str:
 
 
 def set_log_axis(ax: Axes, axis: str) -> None:
-    """Make an axis logarithmic, labelled at 1, 2 and 5 times each power of ten in plain numbers."""
+    """Make an axis logarithmic, labelled in plain numbers at each power of ten.
+
+    Ticks between powers of ten get labels only while the axis spans less than about two decades,
+    so a wide range (a diverged model's perplexity) keeps its labels apart.
+    """
     if axis == "y":
         ax.set_yscale("log")
         target = ax.yaxis
     else:
         ax.set_xscale("log")
         target = ax.xaxis
-    target.set_major_locator(ticker.LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+    target.set_major_locator(ticker.LogLocator(base=10.0))
     target.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-    target.set_minor_locator(ticker.LogLocator(base=10.0, subs="auto"))
-    target.set_minor_formatter(ticker.NullFormatter())
+    target.set_minor_locator(ticker.LogLocator(base=10.0, subs=(2.0, 5.0)))
+    target.set_minor_formatter(ticker.LogFormatter(base=10.0, labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
 def set_sparsity_axis(ax: Axes, sparsities: Sequence[int]) -> None:
