@@ -41,13 +41,24 @@ def machine_line() -> dict:
     }
 
 
-def benchmark_command(name: str, quick: bool, demo_model: Path | None) -> list[str]:
-    command = [sys.executable, str(HERE / f"bench_{name}.py")]
-    if quick:
-        command.append("--quick")
-    if name == "scorer" and demo_model is not None and demo_model.is_dir():
-        command += ["--model", str(demo_model)]
-    return command
+def benchmark_commands(name: str, quick: bool, demo_model: Path, demo_samples: Path) -> list[list[str]]:
+    """Return the commands of one benchmark in the quick or the full set."""
+    python = [sys.executable]
+    if name == "scorer":
+        # The random Pythia-160M-shaped model at k = 50, 200 (and 500 in the full set), S = 50.
+        random_model = [*python, str(HERE / "bench_scorer.py")] + (["--quick"] if quick else ["--n-samples", "8", "--nocache-repeats", "1"])
+        commands = [random_model]
+        if demo_model.is_dir() and demo_samples.is_file():
+            # The trained demo model on its own members, at the demo's prefix lengths and 32-token suffix.
+            commands.append([
+                *python, str(HERE / "bench_scorer.py"), "--model", str(demo_model), "--skip-random-model",
+                "--samples", str(demo_samples), "--suffix-length", "32", "--prefix-lengths", "32", "64",
+                "--n-samples", "16" if quick else "64", "--nocache-repeats", "1",
+            ])
+        else:
+            print(f"# no trained demo model at {demo_model}: run `make demo` to benchmark it too", file=sys.stderr)
+        return commands
+    return [[*python, str(HERE / f"bench_{name}.py"), *(["--quick"] if quick else [])]]
 
 
 def main() -> int:
@@ -58,18 +69,22 @@ def main() -> int:
         "--demo-model", type=Path, default=REPO / "results/models/pythia-demo",
         help="trained demo model for the scorer benchmark (skipped if absent; run `make demo` first)",
     )
+    parser.add_argument(
+        "--demo-samples", type=Path, default=REPO / "results/data/minipile/members.parquet",
+        help="members of the demo model, scored in its benchmark",
+    )
     arguments = parser.parse_args()
 
     print(json.dumps(machine_line()), flush=True)
     failed = []
     for name in arguments.only:
-        command = benchmark_command(name, arguments.quick, arguments.demo_model)
-        started = time.perf_counter()
-        print(f"# {' '.join(command)}", file=sys.stderr, flush=True)
-        result = subprocess.run(command, cwd=REPO)
-        print(f"# {name}: exit {result.returncode} after {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-        if result.returncode != 0:
-            failed.append(name)
+        for command in benchmark_commands(name, arguments.quick, arguments.demo_model, arguments.demo_samples):
+            started = time.perf_counter()
+            print(f"# {' '.join(command)}", file=sys.stderr, flush=True)
+            result = subprocess.run(command, cwd=REPO)
+            print(f"# {name}: exit {result.returncode} after {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+            if result.returncode != 0:
+                failed.append(name)
 
     if failed:
         print(f"failed benchmarks: {', '.join(failed)}", file=sys.stderr)

@@ -115,6 +115,20 @@ def test_reference_mode_agrees_on_trained_demo_model(finished_run):
     assert matches > 0, "the demo model memorized nothing, so agreement on exact matches was not tested"
 
 
+def test_export_target_writes_pruned_checkpoint(finished_run):
+    from transformers import AutoModelForCausalLM
+
+    workdir, _, config_path = finished_run
+    target = workdir / "results/export/pythia-demo/attention_only/50"
+    result = run_snakemake(workdir, config_path, str(target / "config.json"))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    recipe = json.loads((target / "pruning_recipe.json").read_text())
+    parameters = dict(AutoModelForCausalLM.from_pretrained(target).named_parameters())
+    zeros = sum(int((parameters[tensor["name"]] == 0).sum()) for tensor in recipe["tensors"])
+    assert zeros == recipe["total_pruned"] == round(0.5 * recipe["total_numel"])
+
+
 def test_workflow_second_run_has_nothing_to_do(finished_run):
     workdir, _, config_path = finished_run
     result = run_snakemake(workdir, config_path, "-n")

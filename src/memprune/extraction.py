@@ -198,7 +198,8 @@ def assign_duplicates(n_samples: int, schedule: Sequence[int] | None) -> list[in
 
 def windows_to_table(windows: Sequence[Window], tokenizer, duplicates: Sequence[int | None]) -> pa.Table:
     """Build the sample table (schema `SAMPLE_SCHEMA`); `sample_id` is the rank in priority order."""
-    texts = tokenizer.batch_decode([window.token_ids.tolist() for window in windows])
+    # batch_decode of an empty list does not return an empty list in every tokenizer version.
+    texts = tokenizer.batch_decode([window.token_ids.tolist() for window in windows]) if windows else []
     return pa.table(
         {
             "sample_id": np.arange(len(windows), dtype=np.int64),

@@ -6,8 +6,8 @@ model the pruned set is too large to concatenate (and ``torch.quantile`` rejects
 non-negative floats the bit pattern, read as a signed integer, orders exactly like the value.
 Each pass histograms one 16-bit digit of every tensor's keys, restricted to keys that share the
 digits already fixed, and picks the digit whose cumulative count reaches k. float32 scores take
-two passes and float64 scores four, plus one pass for per-tensor counts. Peak extra memory is a
-few copies of the largest single tensor, never of the whole set.
+two passes and float64 scores four, plus one pass for per-tensor counts. Keys are processed in
+chunks, so peak extra memory is about one tensor's scores plus a fixed chunk, never the whole set.
 
 Ties at the cut are broken in a fixed order: tensor order first, then flat index inside a tensor.
 """
@@ -26,6 +26,10 @@ DIGIT_MASK = (1 << DIGIT_BITS) - 1
 
 KEY_DTYPES = {torch.float32: torch.int32, torch.float64: torch.int64}
 KEY_BITS = {torch.float32: 32, torch.float64: 64}
+
+#: Keys processed at once: temporaries (shifted digits, masks, bincount input) stay near
+#: 16 MiB however large the tensor, so a pass costs little beyond the tensor's own scores.
+CHUNK_ELEMENTS = 1 << 22
 
 ScoreSource = tuple[str, Callable[[], torch.Tensor]]
 
@@ -78,13 +82,31 @@ def _float_to_key(value: float, score_dtype: torch.dtype) -> int:
     return torch.tensor(value, dtype=score_dtype).view(KEY_DTYPES[score_dtype]).item()
 
 
+def _chunks(keys: torch.Tensor) -> list[torch.Tensor]:
+    """Split flat keys into views of at most CHUNK_ELEMENTS, so temporaries stay small."""
+    return [keys[start : start + CHUNK_ELEMENTS] for start in range(0, keys.numel(), CHUNK_ELEMENTS)]
+
+
 def _digit_histogram(keys: torch.Tensor, shift: int, prefix: int | None) -> torch.Tensor:
     """Count the 16-bit digit at ``shift`` among keys whose higher bits equal ``prefix``."""
-    if prefix is not None:
-        keys = keys[(keys >> (shift + DIGIT_BITS)) == prefix]
-    digits = keys >> shift
-    digits &= DIGIT_MASK
-    return torch.bincount(digits, minlength=DIGIT_MASK + 1)
+    counts = torch.zeros(DIGIT_MASK + 1, dtype=torch.int64, device=keys.device)
+    for chunk in _chunks(keys):
+        if prefix is not None:
+            chunk = chunk[(chunk >> (shift + DIGIT_BITS)) == prefix]
+        digits = chunk >> shift
+        digits &= DIGIT_MASK
+        counts += torch.bincount(digits, minlength=DIGIT_MASK + 1)
+    return counts
+
+
+def _count_below_and_at(keys: torch.Tensor, threshold_key: int) -> tuple[int, int]:
+    """Count keys below and equal to the threshold key, one chunk at a time."""
+    below = 0
+    at_cut = 0
+    for chunk in _chunks(keys):
+        below += int((chunk < threshold_key).sum().item())
+        at_cut += int((chunk == threshold_key).sum().item())
+    return below, at_cut
 
 
 def _histogram_pass(
@@ -150,9 +172,9 @@ def find_cut(sources: Sequence[ScoreSource], k: int, *, description: str = "thre
     below = []
     at_cut = []
     for name, make_scores in tqdm(sources, desc=f"{description} (counts)", leave=False, disable=None):
-        keys = score_keys(make_scores(), name)
-        below.append(int((keys < threshold_key).sum().item()))
-        at_cut.append(int((keys == threshold_key).sum().item()))
+        count_below, count_at = _count_below_and_at(score_keys(make_scores(), name), threshold_key)
+        below.append(count_below)
+        at_cut.append(count_at)
 
     ties_left = k - sum(below)
     if not 0 < ties_left <= sum(at_cut):
