@@ -61,3 +61,14 @@ def write_config(path: Path, config: dict) -> Path:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Run tiny models on one torch thread: on a busy 2-core machine, two threads made them several times slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -18,18 +18,11 @@ from memprune.perplexity import (
     select_documents,
 )
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 VOCAB_SIZE = 300
 END_OF_TEXT = 0
 DOCUMENT_LENGTHS = [1, 5, 16, 17, 40, 33]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Run the tiny model on one thread: on a busy 2-core machine, two threads made it several times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

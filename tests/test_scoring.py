@@ -21,6 +21,8 @@ from memprune.scoring import (
     suffix_logits,
 )
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 VOCAB_SIZE = 300
 SEQUENCE_LENGTH = 40
 SUFFIX_LENGTH = 10
@@ -37,15 +39,6 @@ def tiny_config() -> GPTNeoXConfig:
         intermediate_size=256,
         max_position_embeddings=128,
     )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Run the tiny models on one thread: on a busy 2-core machine, two threads made training 8x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

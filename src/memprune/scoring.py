@@ -317,16 +317,23 @@ def score_memorization(
     return table
 
 
+def _match_columns(sample_ids: np.ndarray, split: str, k: int, columns: dict[str, np.ndarray]) -> dict[str, pa.Array]:
+    """Return the columns both scoring modes share: ids, k and the greedy match statistics."""
+    n_rows = sample_ids.size
+    return {
+        "sample_id": pa.array(sample_ids, type=pa.int64()),
+        "split": pa.array([split] * n_rows, type=pa.string()),
+        "k": pa.array(np.full(n_rows, k, dtype=np.int32)),
+        "exact_match": pa.array(columns["exact_match"], type=pa.bool_()),
+        "match_length": pa.array(columns["match_length"], type=pa.int32()),
+    }
+
+
 def _scores_table(sample_ids: np.ndarray, split: str, k: int, columns: dict[str, np.ndarray]) -> pa.Table:
     """Assemble the rows of one prefix length k into a table with `SCORES_SCHEMA`."""
-    n_rows = sample_ids.size
     return pa.table(
         {
-            "sample_id": pa.array(sample_ids, type=pa.int64()),
-            "split": pa.array([split] * n_rows, type=pa.string()),
-            "k": pa.array(np.full(n_rows, k, dtype=np.int32)),
-            "exact_match": pa.array(columns["exact_match"], type=pa.bool_()),
-            "match_length": pa.array(columns["match_length"], type=pa.int32()),
+            **_match_columns(sample_ids, split, k, columns),
             "token_accuracy": pa.array(columns["accuracy"], type=pa.float32()),
             "suffix_loss": pa.array(columns["suffix_loss"].astype(np.float32), type=pa.float32()),
             "suffix_logprobs": _list_array(columns["suffix_logprobs"]),
@@ -471,11 +478,7 @@ def _generate_table(sample_ids: np.ndarray, split: str, k: int, columns: dict[st
     n_rows = sample_ids.size
     return pa.table(
         {
-            "sample_id": pa.array(sample_ids, type=pa.int64()),
-            "split": pa.array([split] * n_rows, type=pa.string()),
-            "k": pa.array(np.full(n_rows, k, dtype=np.int32)),
-            "exact_match": pa.array(columns["exact_match"], type=pa.bool_()),
-            "match_length": pa.array(columns["match_length"], type=pa.int32()),
+            **_match_columns(sample_ids, split, k, columns),
             "token_accuracy": pa.nulls(n_rows, type=pa.float32()),
             "suffix_loss": pa.nulls(n_rows, type=pa.float32()),
             "suffix_logprobs": pa.nulls(n_rows, type=pa.list_(pa.float32())),
