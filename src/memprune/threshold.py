@@ -27,9 +27,11 @@ DIGIT_MASK = (1 << DIGIT_BITS) - 1
 KEY_DTYPES = {torch.float32: torch.int32, torch.float64: torch.int64}
 KEY_BITS = {torch.float32: 32, torch.float64: 64}
 
-#: Keys processed at once: temporaries (shifted digits, masks, bincount input) stay near
-#: 16 MiB however large the tensor, so a pass costs little beyond the tensor's own scores.
-CHUNK_ELEMENTS = 1 << 22
+#: Keys are processed in chunks of an eighth of the tensor, within these bounds, so the
+#: temporaries of a pass (shifted digits, masks, bincount input) stay a fraction of the tensor's own
+#: scores while large tensors still take few kernel launches.
+MIN_CHUNK_ELEMENTS = 1 << 16
+MAX_CHUNK_ELEMENTS = 1 << 24
 
 ScoreSource = tuple[str, Callable[[], torch.Tensor]]
 
@@ -83,8 +85,9 @@ def _float_to_key(value: float, score_dtype: torch.dtype) -> int:
 
 
 def _chunks(keys: torch.Tensor) -> list[torch.Tensor]:
-    """Split flat keys into views of at most CHUNK_ELEMENTS, so temporaries stay small."""
-    return [keys[start : start + CHUNK_ELEMENTS] for start in range(0, keys.numel(), CHUNK_ELEMENTS)]
+    """Split flat keys into views of about an eighth of the tensor, so temporaries stay small."""
+    size = min(max(keys.numel() // 8, MIN_CHUNK_ELEMENTS), MAX_CHUNK_ELEMENTS)
+    return [keys[start : start + size] for start in range(0, keys.numel(), size)]
 
 
 def _digit_histogram(keys: torch.Tensor, shift: int, prefix: int | None) -> torch.Tensor:
