@@ -30,7 +30,12 @@ class ConfigError(ValueError):
 def _format_path(path: Iterable[Any]) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif text:
+            text += f".{part}"
+        else:
+            text = str(part)
     return text or "<top level>"
 
 
@@ -120,6 +125,7 @@ def _check_references(config: dict) -> list[str]:
                 f"config key corpora.{name}.tokenizer_model: {corpus['tokenizer_model']!r} is not a model; "
                 f"defined models: {', '.join(models)}"
             )
+
     for name, spec in models.items():
         if "corpus" in spec and spec["corpus"] not in corpora:
             problems.append(
@@ -131,6 +137,7 @@ def _check_references(config: dict) -> list[str]:
                     problems.append(f"config key models.{name}.{key} is required when source is 'train'")
         elif ("path" in spec) == ("hub_id" in spec):
             problems.append(f"config key models.{name}: a pretrained model needs exactly one of `path` or `hub_id`")
+
     for name, corpus in corpora.items():
         for split in ("members", "nonmembers"):
             source = corpus[split]
@@ -146,6 +153,7 @@ def _check_references(config: dict) -> list[str]:
                 f"config key models.{name}.architecture: hidden_size {architecture['hidden_size']} is not divisible "
                 f"by num_heads {architecture['num_heads']}"
             )
+
     perplexity = config.get("perplexity", {})
     perplexity_corpora = {perplexity_corpus(config, model) for model in models if _has_corpus(config, model)}
     for name in sorted(perplexity_corpora & set(corpora)):
@@ -160,6 +168,7 @@ def _check_references(config: dict) -> list[str]:
         problems.append(
             f"config key perplexity.corpus: {perplexity['corpus']!r} is not a corpus; defined corpora: {', '.join(corpora)}"
         )
+
     if DENSE_STRATEGY in config["strategies"]:
         problems.append(f"config key strategies.{DENSE_STRATEGY}: the name is reserved for the unpruned baseline")
     figures = config.get("figures", {})

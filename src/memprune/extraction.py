@@ -42,7 +42,7 @@ class ExtractionError(ValueError):
 
 @dataclass
 class ExtractionReport:
-    """What was read, kept and skipped while sampling one split."""
+    """Counts of lines read, documents kept and skipped, and windows selected while sampling one split."""
 
     split: str
     read: ReadStats = field(default_factory=ReadStats)

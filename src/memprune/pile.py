@@ -148,13 +148,13 @@ def iter_shard(
             and the line reached.
     """
     path = Path(path)
-    wanted = set(pile_set_names) if pile_set_names else None
+    selected_sets = set(pile_set_names) if pile_set_names else None
     line_number = 0
 
     try:
         for line_number, line in enumerate(_iter_lines(path), start=1):
             stats.lines += 1
-            document = _parse_line(line, path, line_number, stats, wanted)
+            document = _parse_line(line, path, line_number, stats, selected_sets)
             if document is not None:
                 stats.documents += 1
                 yield document
@@ -163,7 +163,7 @@ def iter_shard(
 
 
 def _parse_line(
-    line: str, path: Path, line_number: int, stats: ReadStats, wanted: set[str] | None
+    line: str, path: Path, line_number: int, stats: ReadStats, selected_sets: set[str] | None
 ) -> PileDocument | None:
     if not line.strip():
         stats.skipped["empty"] += 1
@@ -188,7 +188,7 @@ def _parse_line(
     meta = record.get("meta")
     pile_set_name = meta.get("pile_set_name") if isinstance(meta, dict) else None
     pile_set_name = pile_set_name if isinstance(pile_set_name, str) else "unknown"
-    if wanted is not None and pile_set_name not in wanted:
+    if selected_sets is not None and pile_set_name not in selected_sets:
         stats.skipped["filtered_set"] += 1
         return None
 
