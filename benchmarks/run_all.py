@@ -1,8 +1,8 @@
 """Run every benchmark and print its JSON lines, preceded by one line describing the machine.
 
 `--quick` runs the reduced set (under 10 minutes on 2 cores); without it, the full set whose
-results are recorded in docs/benchmarks.md. Each benchmark runs in its own process; a failing one
-is reported and the others still run, and the exit status is non-zero if any failed.
+results are recorded in docs/benchmarks.md. Each benchmark runs in its own process. A failing one
+is reported while the others still run, and the exit status is then non-zero.
 
 Usage: python benchmarks/run_all.py [--quick] [--only NAME ...] [--demo-model PATH]
 """

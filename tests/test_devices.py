@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from memprune.batching import run_with_oom_backoff
+from memprune.batching import call_with_oom_backoff, run_with_oom_backoff
 from memprune.devices import (
     DEFAULT_LOCK_DIR,
     LOCK_DIR_ENV,
@@ -268,3 +268,24 @@ def test_oom_backoff_empty_items():
     result = run_with_oom_backoff(lambda batch: pytest.fail("fn called on no items"), [], batch_size=8)
     assert result.results == []
     assert result.batch_size == 8
+
+
+def test_call_backoff_halves_until_fit():
+    sizes = []
+
+    def score_all(batch_size):
+        sizes.append(batch_size)
+        if batch_size > 4:
+            raise torch.OutOfMemoryError(f"batch of {batch_size} does not fit")
+        return sum(range(10))
+
+    assert call_with_oom_backoff(score_all, 16, "scoring") == 45
+    assert sizes == [16, 8, 4]
+
+
+def test_call_backoff_reraises_at_one():
+    def never_fits(batch_size):
+        raise torch.OutOfMemoryError("no memory at all")
+
+    with pytest.raises(torch.OutOfMemoryError):
+        call_with_oom_backoff(never_fits, 4, "scoring")

@@ -99,7 +99,7 @@ def test_sampling_tolerates_invalid_share_below_limit(tmp_path, tokenizer):
     assert report.read.skipped["invalid_json"] == 1
 
 
-def test_identical_documents_in_two_shards_are_not_sampled_twice(tmp_path, tokenizer):
+def test_duplicate_documents_sampled_once(tmp_path, tokenizer):
     documents = make_documents(10)
     first = write_shard(tmp_path / "a.jsonl.zst", [pile_record(text) for text in documents])
     second = write_shard(tmp_path / "b.jsonl.zst", [pile_record(text) for text in documents])

@@ -122,7 +122,7 @@ def test_pythia_formats_run_end_to_end(pythia_like):
     assert not (root / "results/figures/pythia-tiny/extraction_vs_duplicates.png").exists()
 
 
-def test_token_parquet_too_short_is_rejected_before_any_job(pythia_like, tmp_path):
+def test_short_token_parquet_rejected_early(pythia_like, tmp_path):
     root, config = pythia_like
     config = json.loads(json.dumps(config))
     config["memorization"]["prefix_lengths"] = [16, 48]

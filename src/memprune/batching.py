@@ -145,3 +145,23 @@ def run_with_oom_backoff(
     else:
         logger.info("%s: batch size %d fit; %d items", description, current_size, item_count)
     return BackoffResult(results=results, batch_size=current_size, out_of_memory_count=out_of_memory_count)
+
+
+def call_with_oom_backoff(call: Callable[[int], Result], batch_size: int, description: str) -> Result:
+    """Run `call(batch_size)`, halving the batch size and starting over after an out-of-memory error.
+
+    For calls that batch internally and return one combined result, such as a whole scoring pass.
+    The result must not depend on the batch size, so a retry at a smaller size gives the same numbers.
+    """
+    while True:
+        try:
+            result = call(batch_size)
+        except OUT_OF_MEMORY_ERRORS:
+            if batch_size == 1:
+                raise
+            batch_size //= 2
+            _free_cached_memory()
+            logger.warning("%s: out of memory, retrying with batch size %d", description, batch_size)
+            continue
+        logger.info("%s: batch size %d", description, batch_size)
+        return result

@@ -274,9 +274,9 @@ def check_config(config: dict, base_dir: str | Path = ".", require_inputs: bool 
     """Run the cross-key checks on a schema-valid config; raise one `ConfigError` listing all problems.
 
     Args:
-        require_inputs: when False (a dry run, which only plans), missing data files and models that
-            are not on local disk are logged as warnings instead of raised, so the paper grid can be
-            planned on a machine without the data or the checkpoints.
+        require_inputs: when False, as in a dry run, missing data files and models that are not on
+            local disk are logged as warnings instead of raised. The paper grid can then be planned on
+            a machine without the data or the checkpoints.
 
     Returns:
         The models whose checkpoints are not available (empty when `require_inputs` is True).

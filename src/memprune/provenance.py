@@ -1,8 +1,9 @@
 """Provenance stamped on every artifact, and writers that never leave a partial file behind.
 
 Every Parquet file carries provenance in its key-value metadata under the key `memprune`, and every
-JSON artifact under a top-level `provenance` field: the digest of the config section that produced
-it, the versions of the packages that shape the numbers, and the model and tokenizer involved.
+JSON artifact under a top-level `provenance` field. Provenance is the digest of the config section
+that produced the artifact, the versions of the packages that shape the numbers, and the model and
+tokenizer involved.
 """
 
 from __future__ import annotations
@@ -78,6 +79,19 @@ def write_parquet_atomic(path: str | Path, table: pa.Table, provenance: Mapping[
     os.close(handle)
     try:
         pq.write_table(table, temporary, compression="zstd")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_csv_atomic(path: str | Path, frame) -> None:
+    """Write a polars DataFrame to CSV through a temporary file renamed into place."""
+    path = Path(path)
+    handle, temporary = _atomic_target(path)
+    os.close(handle)
+    try:
+        frame.write_csv(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

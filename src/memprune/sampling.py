@@ -1,9 +1,9 @@
 """Seeded, order-independent sampling of fixed-length token windows from a document stream.
 
 Each candidate window gets a priority from a keyed hash of the seed, the document's content digest
-and the window's token offset. Keeping the `n` windows of smallest priority in a bounded heap gives
-the same sample whatever the order of shards, the order of documents inside them, or the size of the
-batches they are read in: the choice depends only on what the windows contain.
+and the window's token offset. The `n` windows of smallest priority are kept in a bounded heap. The
+choice depends only on what the windows contain, so the order of shards, the order of documents in
+them and the size of the batches they are read in do not change the sample.
 """
 
 from __future__ import annotations

@@ -27,9 +27,8 @@ DIGIT_MASK = (1 << DIGIT_BITS) - 1
 KEY_DTYPES = {torch.float32: torch.int32, torch.float64: torch.int64}
 KEY_BITS = {torch.float32: 32, torch.float64: 64}
 
-#: Keys are processed in chunks of an eighth of the tensor, within these bounds, so the
-#: temporaries of a pass (shifted digits, masks, bincount input) stay a fraction of the tensor's own
-#: scores while large tensors still take few kernel launches.
+#: Bounds on the chunk of keys processed at once, which is an eighth of the tensor. The temporaries
+#: of a pass then stay a fraction of the tensor's own scores, and large tensors take few kernel launches.
 MIN_CHUNK_ELEMENTS = 1 << 16
 MAX_CHUNK_ELEMENTS = 1 << 24
 

@@ -87,24 +87,3 @@ def load_pruned_model(model_name: str, spec: dict, model_dir: str | None, recipe
             raise RecipeError(f"recipe {recipe_path} was built for model {recipe_model!r}, not for model {model_name!r}")
         apply_recipe(model, recipe)
     return model.to(getattr(torch, dtype))
-
-
-def call_with_oom_backoff(call, batch_size: int, description: str):
-    """Run `call(batch_size)`, halving the batch size and starting over after an out-of-memory error.
-
-    Results do not depend on the batch size, so a retry at a smaller size gives the same numbers.
-    """
-    import torch
-
-    while True:
-        try:
-            result = call(batch_size)
-            log.info("%s: batch size %d", description, batch_size)
-            return result
-        except torch.OutOfMemoryError:
-            if batch_size == 1:
-                raise
-            batch_size //= 2
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            log.warning("%s: out of memory, retrying with batch size %d", description, batch_size)

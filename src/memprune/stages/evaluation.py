@@ -8,7 +8,8 @@ import time
 import pyarrow.parquet as pq
 
 from memprune.provenance import make_provenance, write_json_atomic, write_parquet_atomic
-from memprune.stages.common import read_samples, workflow_model_spec, model_identity, load_pruned_model, call_with_oom_backoff
+from memprune.batching import call_with_oom_backoff
+from memprune.stages.common import load_pruned_model, model_identity, read_samples, workflow_model_spec
 
 log = logging.getLogger(__name__)
 

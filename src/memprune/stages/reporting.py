@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 
-from memprune.provenance import make_provenance, write_parquet_atomic
+from memprune.provenance import make_provenance, write_csv_atomic, write_parquet_atomic
 from memprune.stages.common import load_scoring_tokenizer, read_samples
 
 log = logging.getLogger(__name__)
@@ -69,20 +69,12 @@ def run_aggregate(
     duplication = pl.concat(duplications)
     _write_polars(summary, summary_parquet, {"grid": grid, "memorization": memorization})
     _write_polars(duplication, duplication_parquet, {"grid": grid, "memorization": memorization})
-    _write_csv_atomic(summary, summary_csv)
+    write_csv_atomic(summary_csv, summary)
     log.info("summary: %d rows, %d columns; duplication table: %d rows", summary.height, summary.width, duplication.height)
 
 
 def _write_polars(frame, path: str, digest_source: dict) -> None:
     write_parquet_atomic(path, frame.to_arrow(), make_provenance(digest_source))
-
-
-def _write_csv_atomic(frame, path: str) -> None:
-    import os
-
-    temporary = f"{path}.tmp"
-    frame.write_csv(temporary)
-    os.replace(temporary, path)
 
 
 def run_figures(summary_path: str, duplication_path: str, out_dir: str, k: int, sparsity: int, expected: list[str]) -> None:
